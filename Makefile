@@ -1,0 +1,47 @@
+# Two commands from a fresh machine:  `make book`  and  `make test`.
+# Both create .venv on first use (and whenever requirements.txt or pyproject.toml change).
+
+PYTHON     ?= python3
+VENV       ?= .venv
+BIN        := $(VENV)/bin
+# torch is installed on its own, before requirements.txt, so that pip never resolves a multi-GB
+# CUDA build on a CPU machine. GPU users: see README ("GPU users") and override these two.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+PYTEST_ARGS ?=
+STAMP      := $(VENV)/.installed
+
+.PHONY: help venv book book-force test test-fast release clean clean-book
+
+help:
+	@echo "make book    build the online book into _build/html (sets up $(VENV) on first use)"
+	@echo "make test    run every test (sets up $(VENV) on first use)"
+	@echo "make release regenerate exercises/ from solutions/ (nbgrader generate_assignment)"
+	@echo "make clean   remove build output (keeps $(VENV))"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(STAMP)
+
+# Cached build: only chapters whose code changed are re-executed (jupyter-cache in _build/.jupyter_cache).
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W --keep-going --builder html
+	@echo "Book built: file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+release: $(STAMP)
+	$(BIN)/python -m gated_lib.course release
+
+clean-book:
+	rm -rf _build
+
+clean: clean-book
+	find . -name __pycache__ -prune -not -path "./$(VENV)/*" -exec rm -rf {} +

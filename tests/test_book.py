@@ -1,0 +1,95 @@
+"""The book builds with -W from scratch (every chapter executed), and leaks nothing to learners.
+
+* `jupyter-book build -W --keep-going` with execution forced succeeds.
+* No built file (HTML, page sources, downloads) holds solution code, hidden tests or mark schemes.
+* Every chapter that has an exercise links to it as a download, and the download is the student
+  release, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gated_lib import course
+from tests.conftest import ASSIGNMENTS, REPO
+
+pytestmark = pytest.mark.book
+
+
+def chapters() -> list[str]:
+    """Doc names (e.g. 'book/02_deriving_lstm') of every page in _toc.yml, in order."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    docs = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                docs.append(e["file"])
+            walk(e.get("sections"))
+            walk(e.get("chapters"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return docs
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("book")
+    config = yaml.safe_load((REPO / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "force"   # tests never trust the cache
+    cfg = out / "_config.yml"
+    cfg.write_text(yaml.safe_dump(config))
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("jupyter-book")), "build", str(REPO), "--path-output", str(out),
+         "--config", str(cfg), "-W", "--keep-going", "--builder", "html"],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1800)
+    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+    return out / "_build" / "html"
+
+
+def test_book_builds_with_warnings_as_errors(built_book):
+    for doc in chapters():
+        assert (built_book / f"{doc}.html").is_file(), f"{doc}.html was not built"
+
+
+def test_built_book_contains_no_solution_or_hidden_test(built_book):
+    secrets = set()
+    for name in ASSIGNMENTS:
+        secrets |= course.secret_lines(json.loads((REPO / "solutions" / name / f"{name}.ipynb").read_text()))
+    leaks = {}
+    for path in built_book.rglob("*"):
+        if path.is_file() and path.suffix in {".html", ".ipynb", ".md", ".txt", ".js", ".json", ".py"}:
+            found = course.find_leaks(path.read_text(errors="replace"), secrets)
+            if found:
+                leaks[str(path.relative_to(built_book))] = found[:3]
+    assert not leaks, f"solution or hidden-test text in the built book: {leaks}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_chapter_links_to_its_student_exercise(name, built_book):
+    page = built_book / "book" / f"{name}.html"
+    assert page.is_file(), f"assignment {name} has no chapter page book/{name}.md in _toc.yml"
+    html = page.read_text()
+    downloads = [p for p in (built_book / "_downloads").rglob(f"{name}.ipynb")]
+    assert downloads, f"the book ships no download of {name}.ipynb (use the {{download}} role)"
+    release = (REPO / "exercises" / name / f"{name}.ipynb").read_bytes()
+    linked = [p for p in downloads if str(p.relative_to(built_book)) in html.replace("../", "")]
+    assert linked, f"book/{name}.html does not link to its exercise download"
+    for p in linked:
+        assert p.read_bytes() == release, f"{p.name} offered by book/{name}.html is not the student release"
+
+
+def test_math_is_served_locally(built_book):
+    """The book reads offline: MathJax comes from _static, not from a CDN."""
+    html = (built_book / "book" / "02_deriving_lstm.html").read_text()
+    assert '_static/mathjax/tex-chtml.js' in html, "MathJax is not loaded from the book's own _static"
+    assert (built_book / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert "cdn.jsdelivr.net/npm/mathjax" not in html, "the page still loads MathJax from a CDN"
