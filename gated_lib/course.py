@@ -51,6 +51,18 @@ def default_db_url(root: str | os.PathLike) -> str:
     return "sqlite:///" + str((Path(root) / "gradebook.db").resolve())
 
 
+def tool_env() -> dict[str, str]:
+    """This environment with the interpreter's bin/ first on PATH.
+
+    nbgrader shells out to `alembic` (gradebook migrations) and jupyter finds kernels by PATH; when
+    the virtual environment is used without being activated (`.venv/bin/python -m ...`), those
+    would otherwise be missing or come from another environment.
+    """
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
 def nbgrader(args: list[str], root: str | os.PathLike, db_url: str | None = None,
              timeout: float | None = 900) -> subprocess.CompletedProcess:
     """Run `nbgrader <args>` in the course root with this interpreter's environment.
@@ -62,7 +74,7 @@ def nbgrader(args: list[str], root: str | os.PathLike, db_url: str | None = None
     if db_url is not None:
         cmd.append(f"--CourseDirectory.db_url={db_url}")
     proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, env=tool_env())
     if proc.returncode != 0:
         raise CourseError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}) in {root}:\n"
                           f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
