@@ -30,8 +30,10 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 # Cached build: only chapters whose code changed are re-executed (jupyter-cache in _build/.jupyter_cache).
+# Sphinx does not repeat a warning for a page it considers up to date, so a failed build forgets its
+# environment (not the execution cache): the next `make book` reports the same problem again.
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -W --keep-going --builder html
+	$(BIN)/jupyter-book build . -W --keep-going --builder html || { rm -rf _build/.doctrees; exit 1; }
 	@echo "Book built: file://$(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
