@@ -31,3 +31,9 @@ def test_untouched_release_gets_zero(name, graded_course):
     earned = {k: v for k, v in grade.cells.items() if v[0]}
     assert grade.auto_score == 0, f"{name}: an untouched release earns points: {earned}"
     assert grade.needs_manual_grade or all(v[0] is not None for v in grade.cells.values())
+
+
+def test_no_instructor_data_in_the_repository(graded_course):
+    """Runs after the autograde tests above: they must have written only under tmp_path."""
+    for name in ("gradebook.db", "submitted", "autograded", "feedback"):
+        assert not (REPO / name).exists(), f"{name} was written into the repository, not a temp folder"
