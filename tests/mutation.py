@@ -1,0 +1,67 @@
+"""Run an exercise's tests against a deliberately buggy solution (a *mutant*).
+
+A mutant replaces the source of one or more solution cells (by nbgrader grade_id) of the source
+notebook, which holds the visible *and* hidden tests. The notebook then runs top to bottom with
+errors allowed, and we collect the outcome of every autograded test cell. A good exercise fails at
+least one test cell on each mutant, with a message that names the bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CellOutcome:
+    grade_id: str
+    passed: bool
+    error: str          # "ExceptionName: message" of a failing cell, "" otherwise
+
+
+def source_notebook(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(REPO / "solutions" / name / f"{name}.ipynb", as_version=4)
+
+
+def cell_source(name: str, grade_id: str) -> str:
+    for cell in source_notebook(name).cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return cell.source
+    raise KeyError(f"{name}: no cell with grade_id {grade_id!r}")
+
+
+def run_mutant(name: str, replacements: dict[str, str], tmp_path: Path) -> dict[str, CellOutcome]:
+    """Execute solutions/<name> with the cells named in `replacements` swapped for buggy code.
+
+    Returns the outcome of every autograded test cell, keyed by grade_id.
+    """
+    nb = source_notebook(name)
+    found = set()
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in replacements:
+            cell.source = replacements[gid]
+            found.add(gid)
+    missing = set(replacements) - found
+    if missing:
+        raise KeyError(f"{name}: no cell with grade_id {sorted(missing)}")
+    client = NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()
+    outcomes = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            text = "; ".join(f"{e['ename']}: {e['evalue']}" for e in errors)
+            outcomes[meta["grade_id"]] = CellOutcome(meta["grade_id"], not errors, text)
+    return outcomes
+
+
+def failing(outcomes: dict[str, CellOutcome]) -> dict[str, str]:
+    return {gid: o.error for gid, o in outcomes.items() if not o.passed}
