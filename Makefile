@@ -11,11 +11,12 @@ TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
 STAMP      := $(VENV)/.installed
 
-.PHONY: help venv book book-force test test-fast release clean clean-book
+.PHONY: help venv book test test-slow release clean clean-book
 
 help:
 	@echo "make book    build the online book into _build/html (sets up $(VENV) on first use)"
 	@echo "make test    run every test (sets up $(VENV) on first use)"
+	@echo "make test-slow  run the slow training tests (deselected from make test)"
 	@echo "make release regenerate exercises/ from solutions/ (nbgrader generate_assignment)"
 	@echo "make clean   remove build output (keeps $(VENV))"
 
@@ -38,6 +39,10 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Training to a success criterion (minutes): the CPU-feasibility claims of docs/torch_path.md.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
 release: $(STAMP)
 	$(BIN)/python -m gated_lib.course release
