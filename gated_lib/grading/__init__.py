@@ -15,7 +15,16 @@ Modules:
 * :mod:`gated_lib.grading.core`  what every exercise shares: :func:`~gated_lib.grading.core.assert_close`,
   tolerances by dtype, seeded random cases, calling a learner's function safely (no warnings on
   stderr, inputs protected, the library's reference forbidden), multiple-choice answers.
+* :mod:`gated_lib.grading.rnn`  chapter 1: the vanilla RNN forward passes, the one-step Jacobian, the
+  gradient norm over lag, clip-by-norm.
 * :mod:`gated_lib.grading.lstm`  chapter 2: the LSTM cell and sequence forward passes, gate regimes.
+* :mod:`gated_lib.grading.lstm_grad`  chapter 3: LSTM cell and sequence backward (BPTT), the direct
+  and full one-step Jacobians, the gradient norm over lag.
+* :mod:`gated_lib.grading.gru`  chapter 4: the GRU cell in both conventions, its Jacobian, weight
+  conversion to torch.nn.GRU.
+
+A new exercise adds one module here. Each module's ``FORBID`` rule lists the gated_lib helpers a
+learner may call; everything else in gated_lib counts as the reference and fails the check.
 
 A checker passes silently except for one line on stdout, and fails by raising
 :class:`~gated_lib.grading.core.GradingFailure` (an ``AssertionError``), so nbgrader scores the cell 0.
