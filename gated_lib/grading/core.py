@@ -159,6 +159,36 @@ def assert_close(name: str, got: Any, expected: np.ndarray, rtol: float | None =
         raise GradingFailure(f"{context}: {msg}" if context else msg)
 
 
+def random_gate_params(rng: np.random.Generator, D: int, H: int, gates: int, dtype,
+                       saturate: bool = False) -> dict[str, np.ndarray]:
+    """Random torch-layout parameters of a cell with ``gates`` stacked blocks of H rows.
+
+    weight_ih (gates*H, D), weight_hh (gates*H, H), bias_ih and bias_hh (gates*H,), in ``dtype``;
+    large enough that the gates are far from their linear regime. With ``saturate``, about half of
+    the units get a pre-activation beyond +-700: those gates are exactly 0 or 1 and those tanh
+    outputs exactly +-1 (float32 and float64); a naive 1 / (1 + exp(-a)) overflows (harmlessly,
+    warnings are silenced) and exp(a) / (1 + exp(a)) gives NaN, which the checks report.
+    """
+    G = gates * H
+    scale = 1.0 / np.sqrt(D + H)
+    p = {
+        "weight_ih": rng.normal(0.0, 1.5 * scale, (G, D)),
+        "weight_hh": rng.normal(0.0, 1.5 * scale, (G, H)),
+        "bias_ih": rng.normal(0.0, 0.5, G),
+        "bias_hh": rng.normal(0.0, 0.5, G),
+    }
+    if saturate:
+        units = rng.random(G) < 0.5
+        p["bias_ih"] = np.where(units, rng.choice([-1.0, 1.0], G) * rng.uniform(720, 900, G), p["bias_ih"])
+    return {k: v.astype(dtype) for k, v in p.items()}
+
+
+def case_label(dtype, saturate: bool = False, **sizes) -> str:
+    """'B=2, D=3, H=4, float32, saturated gates': how a failure message names its test case."""
+    dims = ", ".join(f"{k}={v}" for k, v in sizes.items())
+    return f"{dims}, {np.dtype(dtype).name}{', saturated gates' if saturate else ''}"
+
+
 # ----------------------------------------------------------------------------------------------
 # Forbidding the reference
 # ----------------------------------------------------------------------------------------------
@@ -190,7 +220,34 @@ def _label(frame) -> str:
     return f"{module}.{getattr(code, 'co_qualname', code.co_name)}"
 
 
-class _CallMonitor:
+class ProfileHook:
+    """Base of the call monitors: a ``sys.setprofile`` hook that chains to the one it replaces.
+
+    Subclasses implement ``watch(frame, event, arg)``; hooks entered one inside another all see
+    every event (the inner one calls the outer one after itself).
+    """
+
+    _previous = None
+
+    def watch(self, frame, event, arg) -> None:
+        raise NotImplementedError
+
+    def __call__(self, frame, event, arg):
+        self.watch(frame, event, arg)
+        if self._previous is not None:
+            self._previous(frame, event, arg)
+
+    def __enter__(self):
+        self._previous = sys.getprofile()
+        sys.setprofile(self)
+        return self
+
+    def __exit__(self, *exc):
+        sys.setprofile(self._previous)
+        return False
+
+
+class _CallMonitor(ProfileHook):
     """A profile hook (sys.setprofile) that records calls into forbidden code.
 
     Watching calls instead of replacing functions catches every route into the library: aliases,
@@ -203,7 +260,6 @@ class _CallMonitor:
         self.calls: list[str] = []
         self.torch_classes = {n.upper() for n in rule.torch} | {n.upper() + "CELL" for n in rule.torch}
         self.torch_functions = set(rule.torch) | {n + "_cell" for n in rule.torch}
-        self._previous = None
         self._inside = None
 
     def _allowed(self, label: str, module: str, name: str) -> bool:
@@ -211,7 +267,7 @@ class _CallMonitor:
             return True
         return any(module == a or module.startswith(a + ".") or name == a or label == a for a in self.rule.allow)
 
-    def __call__(self, frame, event, arg):
+    def watch(self, frame, event, arg):
         # Only the outermost library frame counts: what an allowed helper or a forbidden function
         # calls internally is not looked at (self._inside holds that frame while it runs).
         if self._inside is not None:
@@ -233,17 +289,6 @@ class _CallMonitor:
             if getattr(arg, "__name__", "") in self.torch_functions and \
                     "torch" in str(getattr(arg, "__module__", "") or getattr(arg, "__self__", "")):
                 self.calls.append(f"torch.{arg.__name__}")
-        if self._previous is not None:
-            self._previous(frame, event, arg)
-
-    def __enter__(self):
-        self._previous = sys.getprofile()
-        sys.setprofile(self)
-        return self
-
-    def __exit__(self, *exc):
-        sys.setprofile(self._previous)
-        return False
 
 
 @contextlib.contextmanager

@@ -37,9 +37,11 @@ from gated_lib.grading.core import (
     Forbidden,
     GradingFailure,
     call_student,
+    case_label,
     compare,
     fmt_shape,
     matches,
+    random_gate_params,
     tolerance,
 )
 
@@ -248,25 +250,10 @@ class Case:
 
 
 def _params(rng, D, H, dtype, saturate=False):
-    scale = 1.0 / np.sqrt(D + H)
-    p = {
-        "weight_ih": rng.normal(0.0, 1.5 * scale, (4 * H, D)),
-        "weight_hh": rng.normal(0.0, 1.5 * scale, (4 * H, H)),
-        "bias_ih": rng.normal(0.0, 0.5, 4 * H),
-        "bias_hh": rng.normal(0.0, 0.5, 4 * H),
-    }
-    if saturate:
-        # About half of the 4H gate units get a pre-activation beyond +-700: the gates are exactly 0 or
-        # 1 (in float32 and float64), and a naive 1 / (1 + exp(-a)) overflows (harmlessly, warnings
-        # are silenced); exp(a) / (1 + exp(a)) gives NaN, which the check reports.
-        units = rng.random(4 * H) < 0.5
-        p["bias_ih"] = np.where(units, rng.choice([-1.0, 1.0], 4 * H) * rng.uniform(720, 900, 4 * H), p["bias_ih"])
-    return {k: v.astype(dtype) for k, v in p.items()}
+    return random_gate_params(rng, D, H, 4, dtype, saturate)
 
 
-def _sizes_label(dtype, saturate=False, **sizes) -> str:
-    dims = ", ".join(f"{k}={v}" for k, v in sizes.items())
-    return f"{dims}, {np.dtype(dtype).name}{', saturated gates' if saturate else ''}"
+_sizes_label = case_label
 
 
 _FIXED_CELL = [dict(B=2, D=3, H=4), dict(B=3, D=5, H=5), dict(B=4, D=6, H=3)]
