@@ -18,6 +18,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     """Numerically stable logistic function (no overflow warning for large |x|); same shape as x."""
     x = np.asarray(x)
     out = np.multiply(x, 0.5, dtype=x.dtype if x.dtype.kind == "f" else np.float64)
+    if not isinstance(out, np.ndarray):   # 0-d input gives a numpy scalar, which cannot be an out= target
+        out = np.array(out)
     np.tanh(out, out=out)
     out *= 0.5
     out += 0.5

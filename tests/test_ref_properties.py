@@ -179,3 +179,14 @@ def test_mixed_dtypes_raise(name, s, which):
     args[which] = args[which].astype(np.float32)
     with pytest.raises(DTypeError, match="mismatched dtypes"):
         fwd(args["x"], {k: args[k] for k in p}, args["h0"], c0 if has_c else None)
+
+
+@pytest.mark.parametrize("x", [np.float64(3.0), np.array(-2.0), np.float32(-80.0), 0, np.ones((2, 3))])
+def test_sigmoid_keeps_shape_and_float_dtype_for_scalars_too(x):
+    from gated_lib.activations import sigmoid
+
+    got = sigmoid(x)
+    arr = np.asarray(x)
+    assert got.shape == arr.shape
+    assert got.dtype == (arr.dtype if arr.dtype.kind == "f" else np.float64)
+    np.testing.assert_allclose(got, 1.0 / (1.0 + np.exp(-arr.astype(np.float64))), rtol=1e-6, atol=1e-30)
