@@ -10,8 +10,13 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
 STAMP      := $(VENV)/.installed
+# The book's browser tests drive the system Chromium (Playwright never downloads one), and npm fetches
+# the widget JavaScript at build time: `make test` installs both with apt-get when they are missing.
+CHROMIUM   ?= /usr/bin/chromium
+export CHROMIUM
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv book test test-slow release clean clean-book
+.PHONY: help venv book test test-slow release clean clean-book book-test-deps
 
 help:
 	@echo "make book    build the online book into _build/html (sets up $(VENV) on first use)"
@@ -37,7 +42,13 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W --keep-going --builder html || { rm -rf _build/.doctrees; exit 1; }
 	@echo "Book built: file://$(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)
+book-test-deps:
+	@if ! test -x $(CHROMIUM) || ! command -v npm >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    $$(test -x $(CHROMIUM) || echo chromium) $$(command -v npm >/dev/null || echo npm); fi
+
+test: $(STAMP) book-test-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Training to a success criterion (minutes): the CPU-feasibility claims of docs/torch_path.md.

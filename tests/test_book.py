@@ -23,6 +23,14 @@ from tests.conftest import ASSIGNMENTS, REPO
 
 pytestmark = pytest.mark.book
 
+# The test build switches the launch buttons on, as a course deployment would (docs/book.md); the
+# repository's _config.yml leaves them empty. Nothing is fetched from these addresses.
+LAUNCH_EXAMPLE = {
+    "repository": {"url": "https://github.com/example-org/gated-rnn-course", "branch": "main"},
+    "launch_buttons": {"jupyterhub_url": "https://hub.example.edu", "binderhub_url": "https://mybinder.org",
+                       "colab_url": "https://colab.research.google.com"},
+}
+
 
 def chapters() -> list[str]:
     """Doc names (e.g. 'book/02_deriving_lstm') of every page in _toc.yml, in order."""
@@ -44,16 +52,30 @@ def chapters() -> list[str]:
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("book")
+    # Built once per session, also when other test modules import this fixture (to pytest, each
+    # import is a fixture of its own): the result lives in a fixed folder of the session's tmp.
+    out = tmp_path_factory.getbasetemp() / "built_book"
+    if (out / "build.log").is_file():
+        log = (out / "build.log").read_text()
+        assert log.startswith("ok"), f"book build failed (earlier in this session):\n{log}"
+        return out / "_build" / "html"
+    out.mkdir()
     config = yaml.safe_load((REPO / "_config.yml").read_text())
     config["execute"]["execute_notebooks"] = "force"   # tests never trust the cache
+    local = config.get("sphinx", {}).get("local_extensions") or {}
+    for name, path in local.items():                    # relative to the copied config otherwise
+        local[name] = str(REPO / path)
+    config["repository"].update(LAUNCH_EXAMPLE["repository"])       # as a deployment sets them
+    config["launch_buttons"].update(LAUNCH_EXAMPLE["launch_buttons"])
     cfg = out / "_config.yml"
     cfg.write_text(yaml.safe_dump(config))
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("jupyter-book")), "build", str(REPO), "--path-output", str(out),
          "--config", str(cfg), "-W", "--keep-going", "--builder", "html"],
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=1800)
-    assert proc.returncode == 0, f"book build failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+    log = f"{'ok' if proc.returncode == 0 else 'failed'}\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+    (out / "build.log").write_text(log)
+    assert proc.returncode == 0, f"book build failed:\n{log}"
     return out / "_build" / "html"
 
 
