@@ -23,6 +23,7 @@ Modules:
 * :mod:`gated_lib.grading.gru`  chapter 4: the GRU cell in both conventions, its Jacobian, weight
   conversion to torch.nn.GRU.
 * :mod:`gated_lib.grading.cost`  chapter 5: parameter counts (checked against torch numel) and FLOPs per step.
+* :mod:`gated_lib.grading.variants`  chapter 6: the peephole LSTM and CIFG cells.
 
 A new exercise adds one module here. Each module's ``FORBID`` rule lists the gated_lib helpers a
 learner may call; everything else in gated_lib counts as the reference and fails the check.
