@@ -19,9 +19,15 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"\w*Warning: "
 
-# A runaway cell (an infinite loop in a submission) fails that cell instead of hanging the run.
-c.Execute.timeout = 120
-c.Execute.interrupt_on_timeout = True
+# Autograding runs every submission in the sandbox (gated_lib/sandbox, docs/sandbox.md): the
+# `gated-sandbox` kernel (resource limits, an unprivileged uid, bubblewrap without network and with
+# the solutions and the gradebook hidden) and an anti-tamper guard; a runaway cell fails that cell
+# after GATED_SANDBOX_CELL_TIMEOUT (120 s) instead of hanging the run, and a kernel that dies costs
+# the remaining cells, not the submission. `nbgrader validate` (a learner checking their own work)
+# uses the plain kernel; GATED_SANDBOX=on|off forces either way.
+from gated_lib.sandbox.nbgrader import configure as _configure_sandbox  # noqa: E402
+
+_configure_sandbox(c)
 
 # Learners and autograder use the kernel of the environment nbgrader runs in (.venv).
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}

@@ -285,10 +285,34 @@ class _CallMonitor(ProfileHook):
                 if owner is not None and {k.__name__.upper() for k in type(owner).__mro__} & self.torch_classes:
                     self._inside = frame
                     self.calls.append(f"torch.nn.{type(owner).__name__}")
+        elif event == "c_call" and _escape_label(arg):
+            # switching the monitor off, or running code where it cannot see (a thread, a process)
+            self.calls.append(_escape_label(arg))
         elif event == "c_call" and self.torch_functions:
             if getattr(arg, "__name__", "") in self.torch_functions and \
                     "torch" in str(getattr(arg, "__module__", "") or getattr(arg, "__self__", "")):
                 self.calls.append(f"torch.{arg.__name__}")
+
+
+# Builtins a learner's function could use to hide a call from the monitor: removing the profile hook,
+# or running the reference in a thread or another process (which the hook does not follow).
+_ESCAPES = {
+    ("sys", "setprofile"): "sys.setprofile (it switches off the check that forbids the reference)",
+    ("_thread", "start_new_thread"): "a new thread (the check cannot see into it)",
+    ("_thread", "start_new"): "a new thread (the check cannot see into it)",
+    ("posix", "fork"): "os.fork (the check cannot see into another process)",
+    ("posix", "forkpty"): "os.forkpty (the check cannot see into another process)",
+    ("posix", "posix_spawn"): "os.posix_spawn (the check cannot see into another process)",
+    ("posix", "posix_spawnp"): "os.posix_spawnp (the check cannot see into another process)",
+    ("posix", "system"): "os.system (the check cannot see into another process)",
+    ("_posixsubprocess", "fork_exec"): "a subprocess (the check cannot see into another process)",
+}
+
+
+def _escape_label(fn) -> str | None:
+    name = getattr(fn, "__name__", None)
+    module = getattr(fn, "__module__", None) or getattr(getattr(fn, "__self__", None), "__name__", None)
+    return _ESCAPES.get((module, name)) if name else None
 
 
 @contextlib.contextmanager
@@ -304,6 +328,8 @@ def forbid_reference(rule: Forbidden | None):
     monitor = _CallMonitor(rule)
     with monitor:
         yield monitor.calls
+        if sys.getprofile() is not monitor:   # replaced without a visible call (e.g. from C)
+            monitor.calls.append(_ESCAPES[("sys", "setprofile")])
 
 
 # ----------------------------------------------------------------------------------------------
