@@ -6,6 +6,8 @@ before them) and autograded in one `nbgrader autograde` run, with this repositor
 nbgrader_config.py and short limits (cell timeout 10 s, 2 GiB of memory). Then:
 
 * each attack scores 0 on the cells it cheats on (its ZERO list) and passes its own verify();
+  the corpus holds every attack issue 7 lists (a missing module would silently test less), among
+  them fake_pass: a fake "All tests passed!" printed everywhere earns no point;
 * the run finishes (exit 0) for every submission, within a bounded time;
 * the victim's submission, autograded notebook and grades, the solutions and the gradebook's test
   cells are unchanged, and nothing was written into the repository;
@@ -125,6 +127,16 @@ def graded(tmp_path_factory):
           f"({'bubblewrap' if use_bwrap else 'rlimit-only'} sandbox)")
     return dict(root=root, solution=solution, victim_grade=victim_grade, before=before, elapsed=elapsed,
                 bwrap=use_bwrap, log=proc.stdout + proc.stderr)
+
+
+EXPECTED = {"always_equal", "call_reference", "delete_test_cells", "edit_test_cells", "evade_monitor",
+            "fake_pass", "fork_bomb", "hardcode_visible", "infinite_loop", "kill_kernel", "memory_bomb",
+            "os_exit", "output_flood", "patch_grading", "patch_internals", "patch_numpy", "read_secrets",
+            "sys_exit", "write_outside"}
+
+
+def test_corpus_is_complete():
+    assert EXPECTED <= set(ATTACKS), f"attacks missing from tests/adversarial/: {sorted(EXPECTED - set(ATTACKS))}"
 
 
 @pytest.mark.parametrize("attack", ATTACKS)

@@ -30,6 +30,20 @@ place and then writes the student's rows into the master gradebook in one transa
 The master gradebook is SQLite (<root>/gradebook.db) by default, or any SQLAlchemy URL
 (``--db-url postgresql://user@host:port/gradebook``) for large classes.
 
+Beyond one machine (``executor="dask"``, CLI ``--scheduler tcp://host:8786``; without an address a
+distributed.LocalCluster of ``workers`` processes): each Dask task grades one student in a private
+temporary folder on the worker, exactly as a local worker does, and returns what the merge needs
+(the autograded files and the student's gradebook rows, as bytes and plain dicts). The client, the
+one process holding the course lock, publishes the files and merges the rows into the shared
+gradebook in one transaction per student, as locally. Why the client merges rather than the worker
+writing to PostgreSQL itself: the workers then need no database credentials nor network access to
+the gradebook (they run student code, sandboxed but still), nor the course files (the submission
+travels with the task, the autograded notebook comes back with the result); the gradebook has one
+writer per run, so the lock, the skip-what-is-recorded re-run and the --force rules are the local
+ones unchanged; and a worker that dies mid-task has written nothing anywhere. The cost is that
+results pass through the client (a notebook of a few hundred kB per student: negligible next to
+grading it).
+
 Modules: workflow (release, collect, autograde), gradebook (transactional row copies with
 nbgrader's schema), feedback, report (export, summary), __main__ (the CLI).
 """

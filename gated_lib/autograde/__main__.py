@@ -6,6 +6,7 @@ Run from the course root (the repository root), or pass --root. Every command ta
     release   [NAME ...] [--no-validate]             generate the student release, record it, validate
     collect   SOURCE [--assignment NAME] [--pattern RE]   folder <student>/<assignment>/ or a .zip
     autograde [NAME ...] [--workers N] [--student S ...] [--force] [--timeout SEC]
+              [--executor local|dask] [--scheduler tcp://HOST:8786]   one Dask task per student
     feedback  NAME [--student S ...]                 feedback/<student>/<NAME>/<NAME>.html
     export    [NAME ...] [--out grades.csv]          totals and one column per graded cell
     summary   NAME [--out-dir reports]               pass rates (CSV) and score histogram (PNG)
@@ -52,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--student", action="append", default=None, help="only this student (repeatable)")
     a.add_argument("--force", action="store_true", help="regrade students already recorded")
     a.add_argument("--timeout", type=float, default=1800, help="seconds per student (default: 1800)")
+    a.add_argument("--executor", choices=workflow.EXECUTORS, default=None,
+                   help="local: worker threads on this machine (default); dask: one Dask task per "
+                        "student, on --scheduler or on a LocalCluster of --workers processes")
+    a.add_argument("--scheduler", default=None,
+                   help="Dask scheduler address, e.g. tcp://host:8786 (implies --executor dask)")
 
     f = sub.add_parser("feedback", help="one HTML per student, hidden tests not shown")
     f.add_argument("name")
@@ -101,8 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                                              f"(expected <student>/<assignment>/*.ipynb); collect first")
             failed = 0
             for name in names:
+                executor = args.executor or ("dask" if args.scheduler else "local")
                 rep = workflow.autograde(root, name, args.student, args.workers, args.db_url,
-                                         args.force, args.timeout, log=lambda line: print(line, flush=True))
+                                         args.force, args.timeout, log=lambda line: print(line, flush=True),
+                                         executor=executor, scheduler=args.scheduler)
                 print(f"{name}: {len(rep.graded)} graded, {len(rep.skipped)} already recorded, "
                       f"{len(rep.failed)} failed, in {rep.seconds:.1f} s")
                 for student, why in sorted(rep.failed.items()):

@@ -19,6 +19,11 @@ How `autograde` stays safe (see the package docstring for the why):
 
 Only the main thread writes to the master gradebook, and only one run per course root may be
 active (an exclusive lock on <root>/.autograde.lock, released by the kernel if the run dies).
+
+With executor="dask" the per-student step is a Dask task (`_grade_task`: the submission, config and
+assignment-only gradebook go to the worker as bytes, the autograded files and the grade rows come
+back); the main thread then does exactly the local publish + one-transaction merge. Why the
+client merges, not the workers: see the package docstring.
 """
 
 from __future__ import annotations
@@ -342,9 +347,12 @@ def _grade_one(root: Path, work: Path, template_db: Path, name: str, student: st
     return gbk.read_submission(url, name, student)
 
 
-def _publish(root: Path, work: Path, name: str, student: str) -> None:
-    """Move the private autograded folder to <root>/autograded/<student>/<name>/ (rename: atomic)."""
-    produced = work / f"{student}-{name}" / "autograded" / student / name
+def _publish(root: Path, work: Path, name: str, student: str, produced: Path | None = None) -> None:
+    """Move the private autograded folder to <root>/autograded/<student>/<name>/ (rename: atomic).
+
+    produced: the folder to publish (default: the private course root's autograded folder).
+    """
+    produced = produced or work / f"{student}-{name}" / "autograded" / student / name
     dest = root / "autograded" / student / name
     dest.parent.mkdir(parents=True, exist_ok=True)
     staged = dest.parent / f".{name}.new-{os.getpid()}"
@@ -364,18 +372,143 @@ def _publish(root: Path, work: Path, name: str, student: str) -> None:
         staged.rename(dest)
 
 
+# ----------------------------------------------------------------------------- Dask executor
+
+def _grade_task(task: dict) -> dict:
+    """Autograde one student on a Dask worker; everything it needs comes in `task`, as bytes.
+
+    task: name, student, timeout, config (nbgrader_config.py), template (the assignment-only SQLite
+    gradebook), files ({relative path: bytes} of the submission folder).
+    Returns {"student", "rows" (read_submission's rows), "files" ({relative path: bytes} of the
+    autograded folder, kernel litter left out), "host"}. The worker needs the course's environment
+    (gated_lib, nbgrader, the sandbox), not the course files nor access to the gradebook: it grades in
+    a private temporary course root, removed afterwards whatever happens.
+    """
+    import socket
+    import tempfile
+
+    name, student = task["name"], _check_student(task["student"])
+    base = Path(tempfile.mkdtemp(prefix=f"gated-autograde-{student}-"))
+    try:
+        priv = base / "course"
+        sub = priv / "submitted" / student / name
+        sub.mkdir(parents=True)
+        (priv / course.CONFIG_FILE).write_bytes(task["config"])
+        for rel, data in task["files"].items():
+            parts = _safe_parts(rel)
+            if not parts:
+                raise WorkflowError(f"{student}: unsafe file name in the submission: {rel!r}")
+            (sub / Path(*parts)).parent.mkdir(parents=True, exist_ok=True)
+            (sub / Path(*parts)).write_bytes(data)
+        (priv / "gradebook.db").write_bytes(task["template"])
+        url = gbk.sqlite_url(priv / "gradebook.db")
+        course.nbgrader(["autograde", name, f"--student={student}", "--create", "--force"], priv, url,
+                        timeout=task["timeout"])
+        produced = priv / "autograded" / student / name
+        if not produced.is_dir():
+            raise course.CourseError(f"nbgrader wrote no autograded folder for {student}")
+        files = {}
+        for p in sorted(produced.rglob("*")):
+            rel = p.relative_to(produced)
+            if p.is_file() and not p.is_symlink() and not any(x in KERNEL_LITTER for x in rel.parts):
+                files[rel.as_posix()] = p.read_bytes()
+        return {"student": student, "rows": gbk.read_submission(url, name, student), "files": files,
+                "host": socket.gethostname()}
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _dask_results(root: Path, work: Path, template: Path, name: str, todo: list[str], workers: int,
+                  scheduler: str | None, timeout: float):
+    """Yield (student, fetch) as the Dask tasks finish; fetch() returns the rows or raises the task's
+    error after writing the autograded files under <work>/<student>-<name>/autograded/... ."""
+    try:
+        from distributed import Client, LocalCluster, as_completed as dask_completed
+    except ImportError:
+        raise WorkflowError("executor='dask' needs dask.distributed: pip install 'dask[distributed]' "
+                            "(requirements.txt)") from None
+    cluster = None
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=60)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise WorkflowError(f"scheduler: cannot reach the Dask scheduler at {scheduler!r} ({e}); "
+                                f"start `dask scheduler` there, or leave --scheduler out") from None
+    else:
+        import dask
+
+        # the scheduler's and the workers' scratch folders go into the work folder, removed after
+        with dask.config.set({"temporary-directory": str(work / "dask")}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, local_directory=str(work / "dask"))
+        client = Client(cluster)
+    try:
+        config, tmpl = (root / course.CONFIG_FILE).read_bytes(), template.read_bytes()
+        futures = {}
+        for student in todo:
+            src = root / "submitted" / student / name
+            files = {p.relative_to(src).as_posix(): p.read_bytes() for p in sorted(src.rglob("*"))
+                     if p.is_file() and ".ipynb_checkpoints" not in p.relative_to(src).parts}
+            task = {"name": name, "student": student, "timeout": timeout, "config": config,
+                    "template": tmpl, "files": files}
+            fut = client.submit(_grade_task, task, pure=False, key=f"autograde-{name}-{student}-{os.getpid()}-"
+                                f"{time.monotonic_ns()}")
+            futures[fut] = student
+        for fut in dask_completed(list(futures)):
+            student = futures[fut]
+
+            def fetch(fut=fut, student=student):
+                out = fut.result()
+                dest = work / f"{student}-{name}" / "autograded" / student / name
+                for rel, data in out["files"].items():
+                    parts = _safe_parts(rel)
+                    if not parts:
+                        raise WorkflowError(f"{student}: unsafe file name from the worker: {rel!r}")
+                    (dest / Path(*parts)).parent.mkdir(parents=True, exist_ok=True)
+                    (dest / Path(*parts)).write_bytes(data)
+                if not dest.is_dir():
+                    dest.mkdir(parents=True)
+                rows = out["rows"]
+                if any(r.get("student_id", student) != student for r in rows.get("submitted_assignment", [])):
+                    raise WorkflowError(f"{student}: the worker returned another student's rows")
+                return rows
+
+            yield student, fetch
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _local_results(root: Path, work: Path, template: Path, name: str, todo: list[str], workers: int,
+                   timeout: float):
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(_grade_one, root, work, template, name, s, timeout): s for s in todo}
+        for fut in as_completed(futures):
+            yield futures[fut], fut.result
+
+
+EXECUTORS = ("local", "dask")
+
+
 def autograde(root: str | os.PathLike, name: str, students: list[str] | None = None,
               workers: int = 2, db_url: str | None = None, force: bool = False,
-              timeout: float = 1800, log=None) -> AutogradeReport:
+              timeout: float = 1800, log=None, executor: str = "local",
+              scheduler: str | None = None) -> AutogradeReport:
     """Autograde every submission of `name` not yet in the gradebook, `workers` at a time.
 
     root: the course root; submissions are read from <root>/submitted/<student>/<name>/.
     students: restrict to these (default: every submitted student).
-    workers: how many `nbgrader autograde` processes run at once (>= 1).
+    workers: how many `nbgrader autograde` processes run at once (>= 1); with executor="dask" and no
+        scheduler, the number of workers of the LocalCluster (a real cluster has its own).
     db_url: the master gradebook (default SQLite <root>/gradebook.db; PostgreSQL for large classes).
     force: regrade students already recorded (their manual grades and comments are kept).
     timeout: seconds one student's autograde may take before it counts as failed.
     log: a callable taking one line of progress (default: none).
+    executor: "local" (threads, each running `nbgrader autograde` in a subprocess on this machine)
+        or "dask" (one Dask task per student, see the package docstring).
+    scheduler: with executor="dask", the scheduler's address (e.g. "tcp://host:8786"); None starts
+        a LocalCluster of `workers` processes on this machine.
     Returns an AutogradeReport; failed students are not recorded, so the next run retries them.
     """
     t0 = time.monotonic()
@@ -383,6 +516,11 @@ def autograde(root: str | os.PathLike, name: str, students: list[str] | None = N
     _check_names(root, [name], "name")
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
         raise WorkflowError(f"workers: expected an integer >= 1, got {workers!r}")
+    if executor not in EXECUTORS:
+        raise WorkflowError(f"executor: expected one of {EXECUTORS}, got {executor!r}")
+    if scheduler is not None and (executor != "dask" or not isinstance(scheduler, str) or not scheduler):
+        raise WorkflowError(f"scheduler: a Dask scheduler address such as 'tcp://host:8786', with "
+                            f"executor='dask'; got {scheduler!r} with executor={executor!r}")
     url = db_url_for(root, db_url)
     log = log or (lambda line: None)
     on_disk = submitted_students(root, name)
@@ -411,23 +549,24 @@ def autograde(root: str | os.PathLike, name: str, students: list[str] | None = N
         work.mkdir()
         template = work / f"template-{name}.db"
         gbk.copy_assignment(url, gbk.sqlite_url(template), name)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_grade_one, root, work, template, name, s, timeout): s for s in todo}
-            for fut in as_completed(futures):
-                student = futures[fut]
-                try:
-                    rows = fut.result()
-                    _publish(root, work, name, student)
-                    # The gradebook write comes last: once it is committed the student is done.
-                    gbk.merge_submission(url, rows, force=force)
-                    report.graded.append(student)
-                    log(f"graded {student} ({len(report.graded)}/{len(todo)})")
-                except Exception as e:   # one bad submission must not stop the others
-                    msg = str(e).strip().splitlines()
-                    report.failed[student] = f"{type(e).__name__}: " + " | ".join(msg[-6:])
-                    log(f"FAILED {student}: {report.failed[student][:300]}")
-                finally:
-                    shutil.rmtree(work / f"{student}-{name}", ignore_errors=True)
+        if executor == "dask":
+            results = _dask_results(root, work, template, name, todo, workers, scheduler, timeout)
+        else:
+            results = _local_results(root, work, template, name, todo, workers, timeout)
+        for student, fetch in results:
+            try:
+                rows = fetch()
+                _publish(root, work, name, student)
+                # The gradebook write comes last: once it is committed the student is done.
+                gbk.merge_submission(url, rows, force=force)
+                report.graded.append(student)
+                log(f"graded {student} ({len(report.graded)}/{len(todo)})")
+            except Exception as e:   # one bad submission must not stop the others
+                msg = str(e).strip().splitlines()
+                report.failed[student] = f"{type(e).__name__}: " + " | ".join(msg[-6:])
+                log(f"FAILED {student}: {report.failed[student][:300]}")
+            finally:
+                shutil.rmtree(work / f"{student}-{name}", ignore_errors=True)
         shutil.rmtree(work, ignore_errors=True)
     report.graded.sort()
     report.seconds = time.monotonic() - t0
