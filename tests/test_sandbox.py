@@ -244,6 +244,9 @@ def test_guard_protects_torch_imported_after_capture():
         "import sys; assert 'torch' not in sys.modules\n"
         "import torch\n"
         "assert g.restore() == [], g.restore()\n"
+        # torch's own lazy import of torch._dynamo (any optimizer) rebinds torch.manual_seed: not tampering
+        "torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)\n"
+        "assert g.restore() == [], g.restore()\n"
         "m = torch.nn.GRU(3, 4)\n"
         "torch.Tensor.numel = lambda self: 1\n"
         "torch.nn.Module.parameters = lambda self, recurse=True: iter([])\n"

@@ -315,6 +315,14 @@ class _Loader:
         self._loader.exec_module(module)
         if "." in module.__name__:
             return
+        if module.__name__ == "torch":
+            # torch imports torch._dynamo lazily (creating any torch.optim optimizer does) and that
+            # import rebinds torch.manual_seed & co. to wrappers: torch's own doing, not tampering.
+            # Import it now (about 2 s), so that the snapshot below already holds those bindings.
+            try:
+                importlib.import_module("torch._dynamo")
+            except Exception:  # noqa: BLE001 - never break an import
+                pass
         # a package is complete once its top-level module has run (torch/__init__ imports its
         # submodules and finishes setting up their classes): snapshot the whole tree then
         try:
