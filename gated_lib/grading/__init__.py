@@ -24,6 +24,8 @@ Modules:
   conversion to torch.nn.GRU.
 * :mod:`gated_lib.grading.cost`  chapter 5: parameter counts (checked against torch numel) and FLOPs per step.
 * :mod:`gated_lib.grading.variants`  chapter 6: the peephole LSTM and CIFG cells.
+* :mod:`gated_lib.grading.lab_long_range`  chapter 7 (lab I): the adding problem's generator and statistics,
+  a training step with clipping, the 1997 success criterion, a short deterministic run.
 
 A new exercise adds one module here. Each module's ``FORBID`` rule lists the gated_lib helpers a
 learner may call; everything else in gated_lib counts as the reference and fails the check.
