@@ -183,6 +183,23 @@ def random_gate_params(rng: np.random.Generator, D: int, H: int, gates: int, dty
     return {k: v.astype(dtype) for k, v in p.items()}
 
 
+def case_specs(rng: np.random.Generator, dtypes: Sequence[np.dtype], *, fixed: Sequence[dict] = (),
+               n_random: int = 0, random_size: Callable | None = None, edge: Sequence[dict] = (),
+               saturated: Sequence[dict] = ()) -> list[tuple[dict, np.dtype, bool]]:
+    """(sizes, dtype, saturate) of every test case of a checker, in a fixed order.
+
+    The fixed sizes come first (the first two in dtypes[0], the rest in dtypes[1] when there is
+    one); then, per dtype, ``n_random`` sizes drawn by ``random_size(rng)``, the edge sizes, and the
+    saturated sizes (saturate=True).
+    """
+    specs = [(sz, dtypes[0] if k < 2 or len(dtypes) == 1 else dtypes[1], False) for k, sz in enumerate(fixed)]
+    for dt in dtypes:
+        specs += [(random_size(rng), dt, False) for _ in range(n_random)]
+        specs += [(sz, dt, False) for sz in edge]
+        specs += [(sz, dt, True) for sz in saturated]
+    return specs
+
+
 def case_label(dtype, saturate: bool = False, **sizes) -> str:
     """'B=2, D=3, H=4, float32, saturated gates': how a failure message names its test case."""
     dims = ", ".join(f"{k}={v}" for k, v in sizes.items())

@@ -46,6 +46,7 @@ from gated_lib.grading.core import (
     Forbidden,
     GradingFailure,
     call_student,
+    case_specs,
     compare,
     fmt_shape,
     matches,
@@ -454,22 +455,17 @@ def rnn_cases(seed: int = 0, *, sequence: bool = False, fixed: bool = True, n_ra
     """
     rng = np.random.default_rng(seed)
     dtypes = [np.dtype(d) for d in dtypes]
-    specs: list[tuple[dict, np.dtype, bool]] = []
-    if fixed:
-        table = _FIXED_SEQ if sequence else _FIXED_CELL
-        for k, sz in enumerate(table):
-            specs.append((sz, dtypes[0] if k < 2 or len(dtypes) == 1 else dtypes[1], False))
-    for dt in dtypes:
-        for _ in range(n_random):
-            sz = dict(B=int(rng.integers(1, 6)), D=int(rng.integers(1, 9)), H=int(rng.integers(1, 9)))
-            if sequence:
-                sz = dict(T=int(rng.integers(1, 13)), **sz)
-            specs.append((sz, dt, False))
-        if edge_sizes:
-            specs += [(sz, dt, False) for sz in (_EDGE_SEQ if sequence else _EDGE_CELL)]
-        if saturate:
-            specs += [(dict(T=6, B=3, D=4, H=5) if sequence else dict(B=3, D=4, H=5), dt, True),
-                      (dict(T=3, B=2, D=2, H=3) if sequence else dict(B=2, D=3, H=3), dt, True)]
+
+    def random_size(rng):
+        sz = dict(B=int(rng.integers(1, 6)), D=int(rng.integers(1, 9)), H=int(rng.integers(1, 9)))
+        return dict(T=int(rng.integers(1, 13)), **sz) if sequence else sz
+
+    saturated = ([dict(T=6, B=3, D=4, H=5), dict(T=3, B=2, D=2, H=3)] if sequence
+                 else [dict(B=3, D=4, H=5), dict(B=2, D=3, H=3)])
+    specs = case_specs(rng, dtypes, fixed=(_FIXED_SEQ if sequence else _FIXED_CELL) if fixed else (),
+                       n_random=n_random, random_size=random_size,
+                       edge=(_EDGE_SEQ if sequence else _EDGE_CELL) if edge_sizes else (),
+                       saturated=saturated if saturate else ())
     cases = []
     for n, (sz, dt, sat) in enumerate(specs):
         B, D, H = sz["B"], sz["D"], sz["H"]

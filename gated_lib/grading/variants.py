@@ -38,6 +38,7 @@ from gated_lib.grading.core import (
     Forbidden,
     GradingFailure,
     call_student,
+    case_specs,
     case_label,
     compare,
     fmt_shape,
@@ -293,18 +294,11 @@ def variant_cases(kind: str, seed: int = 0, *, fixed: bool = True, n_random: int
         raise ValueError(f"kind: expected 'peephole' or 'cifg', got {kind!r}")
     rng = np.random.default_rng(seed)
     dtypes = [np.dtype(d) for d in dtypes]
-    specs: list[tuple[dict, np.dtype, bool]] = []
-    if fixed:
-        for k, sz in enumerate(_FIXED):
-            specs.append((sz, dtypes[0] if k < 2 or len(dtypes) == 1 else dtypes[1], False))
-    for dt in dtypes:
-        for _ in range(n_random):
-            specs.append((dict(B=int(rng.integers(1, 6)), D=int(rng.integers(1, 10)), H=int(rng.integers(1, 10))),
-                          dt, False))
-        if edge_sizes:
-            specs += [(sz, dt, False) for sz in _EDGE]
-        if saturate:
-            specs += [(dict(B=3, D=4, H=5), dt, True), (dict(B=2, D=3, H=3), dt, True)]
+    specs = case_specs(rng, dtypes, fixed=_FIXED if fixed else (), n_random=n_random,
+                       random_size=lambda r: dict(B=int(r.integers(1, 6)), D=int(r.integers(1, 10)),
+                                                  H=int(r.integers(1, 10))),
+                       edge=_EDGE if edge_sizes else (),
+                       saturated=[dict(B=3, D=4, H=5), dict(B=2, D=3, H=3)] if saturate else ())
     G = len(ORDERS[kind])
     cases = []
     for sz, dt, sat in specs:
