@@ -9,6 +9,8 @@ BIN        := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
+# `make test` spreads the tests over every core (pytest-xdist; its work units: tests/conftest.py)
+TEST_JOBS  ?= auto
 STAMP      := $(VENV)/.installed
 # The book's browser tests drive the system Chromium (Playwright never downloads one), and npm fetches
 # the widget JavaScript at build time: `make test` installs both with apt-get when they are missing.
@@ -16,11 +18,12 @@ CHROMIUM   ?= /usr/bin/chromium
 export CHROMIUM
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv book test test-slow release clean clean-book book-test-deps
+.PHONY: help venv book test test-quick test-slow release clean clean-book book-test-deps
 
 help:
 	@echo "make book    build the online book into _build/html (sets up $(VENV) on first use)"
 	@echo "make test    run every test (sets up $(VENV) on first use)"
+	@echo "make test-quick  every test but the book build and the browser (minutes, for a maintainer's loop)"
 	@echo "make test-slow  run the slow training tests (deselected from make test)"
 	@echo "make release regenerate exercises/ from solutions/ (nbgrader generate_assignment)"
 	@echo "make clean   remove build output (keeps $(VENV))"
@@ -49,7 +52,10 @@ book-test-deps:
 	    $$(test -x $(CHROMIUM) || echo chromium) $$(command -v npm >/dev/null || echo npm); fi
 
 test: $(STAMP) book-test-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadscope $(PYTEST_ARGS)
+
+test-quick: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadscope -m "not slow and not book" $(PYTEST_ARGS)
 
 # Training to a success criterion (minutes): the CPU-feasibility claims of docs/torch_path.md.
 test-slow: $(STAMP)

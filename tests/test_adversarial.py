@@ -43,9 +43,13 @@ from tests.conftest import REPO
 NAME = "02_deriving_lstm"
 ATTACKS = sorted(m.name for m in pkgutil.iter_modules(corpus.__path__) if not m.name.startswith("_"))
 CANARY = "gated-canary-" + hashlib.sha1(str(time.time()).encode()).hexdigest()[:12]
+# One uid for every kernel of this run, outside the per-kernel range (100000-149999) that other
+# tests' graders use at the same time under pytest-xdist: a process of that uid left running after
+# the run can only be one of ours (test_no_sandbox_process_survives).
+SANDBOX_UID = 150_500
 LIMITS = {"GATED_SANDBOX": "auto", "GATED_SANDBOX_CELL_TIMEOUT": "10", "GATED_SANDBOX_PROBE": "5",
           "GATED_SANDBOX_MEMORY": "2G", "GATED_SANDBOX_NPROC": "128", "GATED_SANDBOX_CPU": "120",
-          "GATED_CANARY_SECRET": CANARY}
+          "GATED_SANDBOX_UID": str(SANDBOX_UID), "GATED_CANARY_SECRET": CANARY}
 
 
 def ensure_bwrap() -> tuple[bool, str]:
@@ -173,7 +177,7 @@ def _sandbox_processes() -> list[str]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             uid = os.stat(f"/proc/{pid}").st_uid
-            if 100_000 <= uid < 150_000:
+            if uid == SANDBOX_UID:
                 found.append(f"{pid} (uid {uid}): {Path(f'/proc/{pid}/cmdline').read_bytes()[:80]!r}")
         except OSError:
             pass
