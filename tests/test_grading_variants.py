@@ -13,7 +13,7 @@ import pytest
 
 import gated_lib.variants as ref
 from gated_lib.grading import variants as grading
-from gated_lib.grading.core import GradingFailure
+from gated_lib.grading.core import GradingFailure, transposable
 
 HIDDEN = dict(fixed=False, n_random=4, edge_sizes=True, saturate=True, dtypes=("float32", "float64"))
 CHECKS = {"peephole": grading.check_peephole_cell_forward, "cifg": grading.check_cifg_cell_forward}
@@ -130,7 +130,7 @@ def test_peephole_without_peepholes_is_the_lstm():
 def mutant(kind, order=None, bugs=(), swap=False):
     def fn(x, h_prev, c_prev, *params):
         D, H = x.shape[1], h_prev.shape[1]
-        active = [b for b in bugs if grading._applicable(b, D, H)]
+        active = [b for b in bugs if transposable(b, D, H)]
         h, c = grading.variant_cell(kind, x, h_prev, c_prev, *params, order=order, bugs=active)
         h, c = h.astype(x.dtype), c.astype(x.dtype)
         return (c, h) if swap else (h, c)

@@ -200,6 +200,22 @@ def case_specs(rng: np.random.Generator, dtypes: Sequence[np.dtype], *, fixed: S
     return specs
 
 
+def exclusive(bugs: Iterable[str], groups: Iterable[set]) -> bool:
+    """True when `bugs` holds at most one bug of each group of mutually exclusive bugs (a combined
+    mutant "gates in the wrong order" + "gates in another wrong order" is not a mistake anyone makes)."""
+    return all(len(set(bugs) & g) <= 1 for g in groups)
+
+
+def transposable(bug: str, D: int, H: int) -> bool:
+    """Can transposed gate blocks of the fused weights be told apart at these sizes? Input blocks
+    (H, D) transposed only fit when D == H, and any block with H = 1 is its own transpose."""
+    if bug == "ih_blocks_T":
+        return D == H > 1
+    if bug == "hh_blocks_T":
+        return H > 1
+    return True
+
+
 def case_label(dtype, saturate: bool = False, **sizes) -> str:
     """'B=2, D=3, H=4, float32, saturated gates': how a failure message names its test case."""
     dims = ", ".join(f"{k}={v}" for k, v in sizes.items())

@@ -66,10 +66,12 @@ from gated_lib.grading.core import (
     case_specs,
     case_label,
     compare,
+    exclusive,
     fmt_shape,
     matches,
     random_gate_params,
     tolerance,
+    transposable,
 )
 from gated_lib.grading.lstm import Case
 
@@ -170,17 +172,9 @@ def _convention_text(asked: str) -> str:
 
 
 def _applicable(bug: str, D: int, H: int, convention: str) -> bool:
-    if bug == "ih_blocks_T":
-        return D == H > 1
-    if bug == "hh_blocks_T":
-        return H > 1
     if bug == "b_hn_outside":
         return convention == "pytorch"           # in the Cho convention b_hn is outside r anyway
-    return True
-
-
-def _compatible(bugs: tuple[str, ...]) -> bool:
-    return all(len(set(bugs) & g) <= 1 for g in _GROUPS)
+    return transposable(bug, D, H)
 
 
 def _gru_parts(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, convention="pytorch", order=GATE_ORDER,
@@ -287,7 +281,7 @@ def _cell_variants(D: int, H: int, convention: str, pairs: bool = True) -> list[
     out += [_Variant(bugs=(b,)) for b in singles]
     if pairs:
         out += [_Variant(order=o, bugs=(b,)) for o in orders for b in singles]
-        out += [_Variant(bugs=bb) for bb in itertools.combinations(singles, 2) if _compatible(bb)]
+        out += [_Variant(bugs=bb) for bb in itertools.combinations(singles, 2) if exclusive(bb, _GROUPS)]
         out += [_Variant(other_convention=True, bugs=(b,)) for b in other]
         out += [_Variant(other_convention=True, order=o) for o in orders]
     return sorted(out, key=lambda v: v.size)
@@ -497,7 +491,7 @@ def jacobian_variant(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, conventi
     P = _gru_parts(x, h_prev, weight_ih, weight_hh, bias_ih, bias_hh, convention,
                    bugs=("z_flipped",) if "z_flipped" in bugs else ())
     h = _f64(h_prev)
-    r, z, n, m = P["r"], P["z"], P["n"], P["m"]
+    r, z, n = P["r"], P["z"], P["n"]
     W_hr, W_hz, W_hn = P["W_hr"], P["W_hz"], P["W_hn"]
     if "blocks_T" in bugs:
         W_hr, W_hz, W_hn = W_hr.T, W_hz.T, W_hn.T
@@ -555,15 +549,11 @@ class _JacVariant:
         return out + [JACOBIAN_BUGS[b] for b in self.bugs]
 
 
-def _jac_compatible(bugs) -> bool:
-    return all(len(set(bugs) & g) <= 1 for g in _JAC_GROUPS)
-
-
 def _jac_variants(H: int, convention: str) -> list[_JacVariant]:
     singles = [b for b in JACOBIAN_BUGS if _jac_applicable(b, H, convention)]
     other = [b for b in JACOBIAN_BUGS if _jac_applicable(b, H, _other(convention))]
     out = [_JacVariant(other_convention=True)] + [_JacVariant(bugs=(b,)) for b in singles]
-    out += [_JacVariant(bugs=bb) for bb in itertools.combinations(singles, 2) if _jac_compatible(bb)]
+    out += [_JacVariant(bugs=bb) for bb in itertools.combinations(singles, 2) if exclusive(bb, _JAC_GROUPS)]
     out += [_JacVariant(bugs=(b,), other_convention=True) for b in other]
     return sorted(out, key=lambda v: v.size)
 
@@ -860,7 +850,7 @@ def _block_report(sd: dict, params: dict, H: int) -> list[str]:
                      f"the reset gate, [H:2H] the update gate, [2H:3H] the candidate (Keras and many notes list z "
                      f"first).")
     k_of = {holds[k][0]: k for k in range(3)}
-    kz, kr, kh = k_of["z"], k_of["r"], k_of["h"]
+    kz = k_of["z"]
     sl = {g: slice(k * H, (k + 1) * H) for g, k in k_of.items()}
     if holds[kz][1] > 0:
         found.append("your state_dict makes torch.nn.GRU compute a GRU with z's role flipped: h' = z*n + (1-z)*h "

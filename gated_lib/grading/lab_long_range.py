@@ -46,7 +46,6 @@ While the learner's functions run, the library's reference is forbidden (gated_l
 
 from __future__ import annotations
 
-import copy
 import math
 import numbers
 from collections.abc import Callable

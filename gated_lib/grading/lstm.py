@@ -40,10 +40,12 @@ from gated_lib.grading.core import (
     case_specs,
     case_label,
     compare,
+    exclusive,
     fmt_shape,
     matches,
     random_gate_params,
     tolerance,
+    transposable,
 )
 
 __all__ = [
@@ -187,18 +189,6 @@ def cell_variant(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bias_hh,
     return h_new, c_new
 
 
-def _compatible(bugs: tuple[str, ...]) -> bool:
-    return all(len(set(bugs) & g) <= 1 for g in _GROUPS)
-
-
-def _applicable(bug: str, D: int, H: int) -> bool:
-    if bug == "ih_blocks_T":
-        return D == H > 1
-    if bug == "hh_blocks_T":
-        return H > 1
-    return True
-
-
 @dataclass(frozen=True)
 class _Variant:
     order: str = GATE_ORDER
@@ -225,13 +215,13 @@ class _Variant:
 
 def _cell_variants(D: int, H: int, pairs: bool = True) -> list[_Variant]:
     """Every single mutation, every gate order, and (if `pairs`) two-mutation combinations."""
-    singles = [b for b in CELL_BUGS if _applicable(b, D, H)]
+    singles = [b for b in CELL_BUGS if transposable(b, D, H)]
     orders = ["".join(p) for p in itertools.permutations(GATE_ORDER)]
     out = [_Variant(order=o) for o in orders if o != GATE_ORDER]
     out += [_Variant(bugs=(b,)) for b in singles]
     if pairs:
         out += [_Variant(order=o, bugs=(b,)) for o in orders if o != GATE_ORDER for b in singles]
-        out += [_Variant(bugs=bb) for bb in itertools.combinations(singles, 2) if _compatible(bb)]
+        out += [_Variant(bugs=bb) for bb in itertools.combinations(singles, 2) if exclusive(bb, _GROUPS)]
     out += [_Variant(order=v.order, bugs=v.bugs, swap=True) for v in list(out) + [_Variant()]]
     return sorted(out, key=lambda v: v.size)
 

@@ -46,6 +46,7 @@ from gated_lib.grading.core import (
     GradingFailure,
     call_student,
     compare,
+    exclusive,
     fmt_shape,
     matches,
     tolerance,
@@ -515,10 +516,6 @@ def _diagnosis_tol(dtype) -> tuple[float, float]:
     return max(rtol, 1e-6), max(atol, 1e-9)
 
 
-def _compatible(bugs: tuple, groups) -> bool:
-    return all(len(set(bugs) & grp) <= 1 for grp in groups)
-
-
 def _order_text(order: str) -> str:
     return (f"the gradients of the four gates are written into da in the order {', '.join(order)} instead of "
             f"i, f, g, o: columns {_BLOCKS[0]} of da belong to the input gate, {_BLOCKS[1]} to the forget gate, "
@@ -558,7 +555,7 @@ def _diagnose_backward(got: dict, dh, dc, cache: dict, tol=(1e-6, 1e-9)) -> str 
             if _same_grads(got, backward_variant(dh, dc, cache, bugs=(b,)), _CELL_GRADS, tol):
                 return one + BACKWARD_BUGS[b]
         for bb in itertools.combinations(singles, 2):
-            if _compatible(bb, _BACKWARD_GROUPS) and _same_grads(
+            if exclusive(bb, _BACKWARD_GROUPS) and _same_grads(
                     got, backward_variant(dh, dc, cache, bugs=bb), _CELL_GRADS, tol):
                 return two + "".join(f"\n    - {BACKWARD_BUGS[b]}" for b in bb)
         for o in orders:
@@ -814,7 +811,7 @@ def _diagnose_jacobian(got, cache64, tol=(1e-6, 1e-9)) -> str | None:
                 return (f"the (H, H) blocks of weight_hh are read in the gate order {', '.join(o)}: rows [0:H] of "
                         f"weight_hh are W_hi, [H:2H] W_hf, [2H:3H] W_hg, [3H:4H] W_ho.")
         for bb in itertools.combinations(singles, 2):
-            if _compatible(bb, _JAC_GROUPS) and _close(got, state_jacobian_variant(cache64, bugs=bb), *tol):
+            if exclusive(bb, _JAC_GROUPS) and _close(got, state_jacobian_variant(cache64, bugs=bb), *tol):
                 return "there are two mistakes:" + "".join(f"\n    - {JACOBIAN_BUGS[b]}" for b in bb)
     return None
 

@@ -41,10 +41,12 @@ from gated_lib.grading.core import (
     case_specs,
     case_label,
     compare,
+    exclusive,
     fmt_shape,
     matches,
     random_gate_params,
     tolerance,
+    transposable,
 )
 
 __all__ = [
@@ -212,18 +214,6 @@ def variant_cell(kind: str, x, h_prev, c_prev, weight_ih, weight_hh, bias_ih, bi
     return h_new, c_new
 
 
-def _compatible(bugs: tuple[str, ...]) -> bool:
-    return all(len(set(bugs) & g) <= 1 for g in _GROUPS)
-
-
-def _applicable(bug: str, D: int, H: int) -> bool:
-    if bug == "ih_blocks_T":
-        return D == H > 1
-    if bug == "hh_blocks_T":
-        return H > 1
-    return True
-
-
 @dataclass(frozen=True)
 class _Variant:
     kind: str
@@ -252,12 +242,12 @@ class _Variant:
 
 def _variants(kind: str, D: int, H: int) -> list[_Variant]:
     right = ORDERS[kind]
-    singles = [b for b in _bugs_of(kind) if _applicable(b, D, H)]
+    singles = [b for b in _bugs_of(kind) if transposable(b, D, H)]
     orders = ["".join(p) for p in itertools.permutations(right) if "".join(p) != right]
     out = [_Variant(kind, o) for o in orders]
     out += [_Variant(kind, right, (b,)) for b in singles]
     out += [_Variant(kind, o, (b,)) for o in orders for b in singles]
-    out += [_Variant(kind, right, bb) for bb in itertools.combinations(singles, 2) if _compatible(bb)]
+    out += [_Variant(kind, right, bb) for bb in itertools.combinations(singles, 2) if exclusive(bb, _GROUPS)]
     out += [_Variant(kind, v.order, v.bugs, swap=True) for v in list(out) + [_Variant(kind, right)]]
     return sorted(out, key=lambda v: v.size)
 
