@@ -21,6 +21,7 @@ The numpy reference lives in the top-level modules (one job each):
     init                       torch's default init, gate biases, orthogonal and identity init
     convert                    torch state_dicts, Coursera and Keras layouts
     gradcheck                  centred differences and cs231n's relative error
+    linear_recurrence          gated linear recurrences (minGRU, minLSTM) and the parallel scan
     errors                     the validation every public function goes through
     catalog, activations       the table of cells; sigmoid and tanh helpers
 
@@ -93,6 +94,7 @@ from gated_lib.init import (
 )
 from gated_lib.gradcheck import GradCheckReport, grad_check, numerical_gradient, rel_error
 from gated_lib import convert  # noqa: F401 - gated_lib.convert.from_torch, to_keras_gru, ...
+from gated_lib import linear_recurrence  # noqa: F401 - gated_lib.linear_recurrence.parallel_scan, ...
 
 __all__ = [
     # errors
@@ -119,6 +121,6 @@ __all__ = [
     # gradient checking
     "numerical_gradient", "rel_error", "grad_check", "GradCheckReport",
     # conversions
-    "convert",
+    "convert", "linear_recurrence",
 ]
 __version__ = "0.1.0"

@@ -26,6 +26,9 @@ Modules:
 * :mod:`gated_lib.grading.variants`  chapter 6: the peephole LSTM and CIFG cells.
 * :mod:`gated_lib.grading.lab_long_range`  chapter 7 (lab I): the adding problem's generator and statistics,
   a training step with clipping, the 1997 success criterion, a short deterministic run.
+* :mod:`gated_lib.grading.lab_text`  chapter 8 (lab II): the character LM's vocabulary, split and windows,
+  perplexity, sampling with temperature (seed by seed and by statistics), a short seeded run on the novel.
+* :mod:`gated_lib.grading.beyond`  chapter 9 (optional): the scan as a loop and in O(log T) rounds, the minGRU.
 
 A new exercise adds one module here. Each module's ``FORBID`` rule lists the gated_lib helpers a
 learner may call; everything else in gated_lib counts as the reference and fails the check.
