@@ -35,6 +35,15 @@ def cell_source(name: str, grade_id: str) -> str:
     raise KeyError(f"{name}: no cell with grade_id {grade_id!r}")
 
 
+def edit(source: str, *edits: tuple[str, str]) -> str:
+    """`source` with each (old, new) replaced; `old` must occur exactly once, so that a mutant whose
+    anchor text was edited away (or became ambiguous) fails loudly instead of testing the solution."""
+    for old, new in edits:
+        assert source.count(old) == 1, f"the mutant no longer applies: {old!r} is not (once) in the solution cell"
+        source = source.replace(old, new)
+    return source
+
+
 def run_mutant(name: str, replacements: dict[str, str], tmp_path: Path) -> dict[str, CellOutcome]:
     """Execute solutions/<name> with the cells named in `replacements` swapped for buggy code.
 

@@ -14,20 +14,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mutation import cell_source, failing, run_mutant
+from tests.mutation import cell_source, edit, failing, run_mutant
 
 NAME = "03_lstm_gradient_flow"
 CELL = cell_source(NAME, "lstm_cell_backward")
 SEQ = cell_source(NAME, "lstm_backward")
 STATE_JAC = cell_source(NAME, "lstm_state_jacobian")
 LAG = cell_source(NAME, "gradient_norm_over_lag")
-
-
-def edit(source: str, *edits: tuple[str, str]) -> str:
-    for old, new in edits:
-        assert old in source, f"the mutant no longer applies: {old!r} is not in the solution cell"
-        source = source.replace(old, new)
-    return source
 
 
 # A BPTT that does the cell's algebra inline (so it can carry its own bug next to a buggy cell backward).

@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mutation import cell_source, failing, run_mutant
+from tests.mutation import cell_source, edit, failing, run_mutant
 
 NAME = "04_gru"
 CELL = cell_source(NAME, "gru_cell_forward")
 JAC = cell_source(NAME, "gru_step_jacobian")
 CONV = cell_source(NAME, "to_torch_state_dict")
-
-
-def edit(source: str, *edits: tuple[str, str]) -> str:
-    for old, new in edits:
-        assert source.count(old) == 1, f"the mutant no longer applies: {old!r} is not (once) in the solution cell"
-        source = source.replace(old, new)
-    return source
 
 
 # grade_id of the mutated cell -> the test cells that must fail (the first must carry the phrase)

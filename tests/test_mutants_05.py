@@ -10,18 +10,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mutation import cell_source, failing, run_mutant
+from tests.mutation import cell_source, edit, failing, run_mutant
 
 NAME = "05_cost"
 COUNT = cell_source(NAME, "param_count")
 FLOPS = cell_source(NAME, "flops_per_step")
-
-
-def edit(source: str, *edits: tuple[str, str]) -> str:
-    for old, new in edits:
-        assert source.count(old) == 1, f"the mutant no longer applies: {old!r} is not (once) in the solution cell"
-        source = source.replace(old, new)
-    return source
 
 
 PARAM_TESTS = ["test_param_count_layer", "test_param_count_stacked", "test_param_count_proj",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mutation import cell_source, failing, run_mutant
+from tests.mutation import cell_source, edit, failing, run_mutant
 
 pytest.importorskip("torch")
 
@@ -20,13 +20,6 @@ BATCH = cell_source(NAME, "adding_batch")
 STEP = cell_source(NAME, "train_step")
 CRIT = cell_source(NAME, "fraction_correct")
 SOURCES = {"adding_batch": BATCH, "train_step": STEP, "fraction_correct": CRIT}
-
-
-def edit(source: str, *edits: tuple[str, str]) -> str:
-    for old, new in edits:
-        assert source.count(old) == 1, f"the mutant no longer applies: {old!r} is not (once) in the solution cell"
-        source = source.replace(old, new)
-    return source
 
 
 P2 = "p2 = rng.integers(0, half - 1, size=B)           # X2: one of the other T//2 - 1 of the first T//2\n    p2 = p2 + (p2 >= p1)"

@@ -13,7 +13,7 @@ import inspect
 
 import pytest
 
-from tests.mutation import cell_source, failing, run_mutant
+from tests.mutation import cell_source, edit, failing, run_mutant
 from tests.test_grading_beyond import (
     blelloch,
     log_space,
@@ -28,13 +28,6 @@ TESTS = {
     "parallel_scan": {"test_parallel_scan", "test_parallel_scan_hidden", "test_parallel_scan_depth"},
     "mingru_forward": {"test_mingru_forward", "test_mingru_forward_hidden"},
 }
-
-
-def edit(source: str, *edits: tuple[str, str]) -> str:
-    for old, new in edits:
-        assert source.count(old) == 1, f"the mutant no longer applies: {old!r} is not (once) in the solution cell"
-        source = source.replace(old, new)
-    return source
 
 
 STEP = "state = a[t] * state + b[t]"
