@@ -74,3 +74,21 @@ def run_mutant(name: str, replacements: dict[str, str], tmp_path: Path) -> dict[
 
 def failing(outcomes: dict[str, CellOutcome]) -> dict[str, str]:
     return {gid: o.error for gid, o in outcomes.items() if not o.passed}
+
+
+def assert_diagnosed(name: str, sources: dict[str, str], run: str, spec: dict, tmp_path: Path) -> dict[str, str]:
+    """Run one notebook with several mutants at once and check each is caught and named.
+
+    spec: {grade_id: (edits, test cells that must fail, phrase)}: the edits (see `edit`) turn
+    sources[grade_id] into a mutant; every listed test cell must fail, and the first one's message
+    must contain the phrase. Returns the failing test cells' messages, for further checks.
+    """
+    replacements = {gid: edit(sources[gid], *edits) for gid, (edits, _, _) in spec.items()}
+    fails = failing(run_mutant(name, replacements, tmp_path))
+    for gid, (_, must_fail, phrase) in spec.items():
+        for test in must_fail:
+            assert test in fails, f"{run}: {test} passes the buggy {gid}"
+        assert phrase in fails[must_fail[0]], (
+            f"{run}: the message of {must_fail[0]} does not name the bug ({phrase!r}):\n{fails[must_fail[0]][:1200]}")
+    return fails
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mutation import cell_source, edit, failing, run_mutant
+from tests.mutation import assert_diagnosed, cell_source, edit, failing, run_mutant
 
 NAME = "05_cost"
 COUNT = cell_source(NAME, "param_count")
@@ -80,15 +80,7 @@ RUNS = {
 
 @pytest.mark.parametrize("run", sorted(RUNS))
 def test_mutants_fail_with_a_diagnosis(run, tmp_path):
-    spec = RUNS[run]
-    sources = {"param_count": COUNT, "flops_per_step": FLOPS}
-    replacements = {gid: edit(sources[gid], *edits) for gid, (edits, _, _) in spec.items()}
-    fails = failing(run_mutant(NAME, replacements, tmp_path))
-    for gid, (_, must_fail, phrase) in spec.items():
-        for test in must_fail:
-            assert test in fails, f"{run}: {test} passes the buggy {gid}"
-        assert phrase in fails[must_fail[0]], (
-            f"{run}: the message of {must_fail[0]} does not name the bug ({phrase!r}):\n{fails[must_fail[0]][:900]}")
+    fails = assert_diagnosed(NAME, {"param_count": COUNT, "flops_per_step": FLOPS}, run, RUNS[run], tmp_path)
     # a bug in one function never costs points elsewhere (the multiple-choice cells are untouched)
     assert not set(fails) & set(ANSWERS), fails
 

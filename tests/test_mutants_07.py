@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.mutation import cell_source, edit, failing, run_mutant
+from tests.mutation import assert_diagnosed, cell_source, failing, run_mutant
 
 pytest.importorskip("torch")
 
@@ -93,13 +93,7 @@ RUNS = {
 @pytest.mark.parametrize("run", sorted(RUNS))
 def test_mutants_fail_with_a_diagnosis(run, tmp_path):
     spec = RUNS[run]
-    replacements = {gid: edit(SOURCES[gid], *edits) for gid, (edits, _, _) in spec.items()}
-    fails = failing(run_mutant(NAME, replacements, tmp_path))
-    for gid, (_, must_fail, phrase) in spec.items():
-        for test in must_fail:
-            assert test in fails, f"{run}: {test} passes the buggy {gid}"
-        assert phrase in fails[must_fail[0]], (
-            f"{run}: the message of {must_fail[0]} does not name the bug ({phrase!r}):\n{fails[must_fail[0]][:1200]}")
+    fails = assert_diagnosed(NAME, SOURCES, run, spec, tmp_path)
     # a bug in the criterion or the step never costs the generator's points, and vice versa
     if "adding_batch" not in spec:
         assert not {"test_adding_batch", "test_adding_statistics"} & set(fails), fails

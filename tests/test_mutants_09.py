@@ -13,7 +13,7 @@ import inspect
 
 import pytest
 
-from tests.mutation import cell_source, edit, failing, run_mutant
+from tests.mutation import assert_diagnosed, cell_source, edit, failing, run_mutant
 from tests.test_grading_beyond import (
     blelloch,
     log_space,
@@ -84,14 +84,7 @@ RUNS = {
 
 @pytest.mark.parametrize("run", sorted(RUNS))
 def test_mutants_fail_with_a_diagnosis(run, tmp_path):
-    spec = RUNS[run]
-    replacements = {gid: edit(SOURCES[gid], *edits) for gid, (edits, _, _) in spec.items()}
-    fails = failing(run_mutant(NAME, replacements, tmp_path))
-    for gid, (_, must_fail, phrase) in spec.items():
-        for test in must_fail:
-            assert test in fails, f"{run}: {test} passes the buggy {gid}"
-        assert phrase in fails[must_fail[0]], (
-            f"{run}: the message of {must_fail[0]} does not name the bug ({phrase!r}):\n{fails[must_fail[0]][:1200]}")
+    assert_diagnosed(NAME, SOURCES, run, RUNS[run], tmp_path)
 
 
 def test_a_broken_scan_costs_only_part_b(tmp_path):

@@ -62,3 +62,34 @@ def test_vanilla_rnn_vanishes_where_lstm_with_forget_bias_carries():
 def test_bad_layer_index():
     with pytest.raises(GatedLibError, match=r"layer: expected an index in \[-1, 1\) for a 1-layer model, got 1"):
         gradient_flow(LSTM(2, 3), torch.randn(2, 1, 2), lambda r: r[0].sum(), layer=1)
+
+
+def test_mixed_stack_probes_each_layer_with_its_own_state():
+    """A GRU under an LSTM (ModelConfig(cell=("gru", "lstm"))): the LSTM layer has a cell-state trace, the
+    GRU layer none, and each matches the per-step .grad of that layer's states."""
+    torch.manual_seed(0)
+    m = SequenceModel(ModelConfig(cell=("gru", "lstm"), input_size=3, hidden_size=4)).double()
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    loss = lambda pred: pred.sum()                                  # noqa: E731
+    top, bottom = gradient_flow(m, x, loss), gradient_flow(m, x, loss, layer=0)
+    assert (top.layer, bottom.layer) == (1, 0)
+    assert top.c is not None and bottom.c is None
+    with m.rnn.use_backend("eager"):
+        pred, per_layer = m(x, return_states=True)
+    for (h,) in per_layer[0]:
+        h.retain_grad()
+    pred.sum().backward()
+    np.testing.assert_allclose(bottom.h, [float(h.grad.norm()) for (h,) in per_layer[0]], rtol=1e-12)
+
+
+def test_task_default_forget_bias_reaches_only_the_lstm_layers_of_a_stack():
+    from gated_lib.tasks import AddingProblem
+
+    task = AddingProblem(T=20)
+    assert task.model_config(cell=("gru", "lstm")).forget_bias == task.model_config().forget_bias is not None
+    assert task.model_config(cell=("gru", "rnn_tanh")).forget_bias is None
+    model = SequenceModel(task.model_config(cell=("gru", "lstm")))
+    H = model.config.hidden_size
+    lstm = model.rnn.layers[1]
+    assert torch.allclose(lstm.bias_ih_l0[H:2 * H] + lstm.bias_hh_l0[H:2 * H],
+                          torch.full((H,), float(task.model_config().forget_bias)))

@@ -15,12 +15,12 @@ from gated_lib.nn.device import (ENV_DEVICE, DeviceError, available_devices, get
 from gated_lib.nn.functional import CELLS, CellSpec, cell_spec, run_layer
 from gated_lib.nn.recurrent import BACKENDS, GRU, LSTM, RNN, Recurrent, RecurrentConfig
 from gated_lib.nn.cells import Cell
-from gated_lib.nn.models import ModelConfig, SequenceModel
+from gated_lib.nn.models import CellStack, ModelConfig, SequenceModel, layer_cells
 
 __all__ = [
     "ENV_DEVICE", "DeviceError", "available_devices", "get_device", "resolve_dtype", "seed_everything",
     "rng_state", "set_rng_state",
     "CELLS", "CellSpec", "cell_spec", "run_layer",
     "BACKENDS", "Recurrent", "RecurrentConfig", "RNN", "LSTM", "GRU", "Cell",
-    "ModelConfig", "SequenceModel",
+    "ModelConfig", "SequenceModel", "CellStack", "layer_cells",
 ]

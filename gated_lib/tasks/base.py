@@ -114,11 +114,11 @@ class Task:
         kw.update(self.default_model)
         kw.update(overrides)
         if "forget_bias" not in overrides and kw.get("forget_bias") is not None:
-            # the task's default forget bias applies to the cells that have a forget gate only
-            from gated_lib.nn.functional import cell_spec
+            # the task's default forget bias applies to the cells that have a forget gate only (in a
+            # stack of several cells, to those layers: CellStack skips the others)
+            from gated_lib.nn.models import has_forget_gate, layer_cells
 
-            spec = cell_spec(kw.get("cell", "lstm"))
-            if not (spec.cell_state and "f" in spec.gates):
+            if not any(has_forget_gate(c) for c in layer_cells(kw.get("cell", "lstm"), kw.get("num_layers", 1))):
                 kw["forget_bias"] = None
         return ModelConfig(**kw)
 

@@ -47,18 +47,19 @@ class GradientFlow:
 def gradient_flow(model, x, loss_fn, lengths=None, hx=None, layer: int = -1) -> GradientFlow:
     """Run the probe.
 
-    model:   a SequenceModel (gated_lib.nn.models) or a Recurrent.
+    model:   a SequenceModel (gated_lib.nn.models), a Recurrent or a CellStack (one cell per layer).
     x:       its input batch (tensors on the model's device).
     loss_fn: maps the model's output (predictions for a SequenceModel; (out, h_n) for a Recurrent)
              to a scalar loss, e.g. lambda pred: task.loss(pred, batch).
     layer:   which layer's states to probe (default: the last).
     """
-    from gated_lib.nn.models import SequenceModel
+    from gated_lib.nn.models import CellStack, SequenceModel
     from gated_lib.nn.recurrent import Recurrent
 
     rnn = model.rnn if isinstance(model, SequenceModel) else model
-    if not isinstance(rnn, Recurrent):
-        raise GatedLibError(f"model: expected a gated_lib.nn SequenceModel or Recurrent, got {type(model).__name__}")
+    if not isinstance(rnn, (Recurrent, CellStack)):
+        raise GatedLibError(f"model: expected a gated_lib.nn SequenceModel, Recurrent or CellStack, got "
+                            f"{type(model).__name__}")
     L = rnn.num_layers
     if not -L <= layer < L:
         raise GatedLibError(f"layer: expected an index in [-{L}, {L}) for a {L}-layer model, got {layer}")
