@@ -153,7 +153,7 @@ def test_peephole_with_zero_peepholes_is_the_lstm():
 
 
 def test_min_gru_is_the_linear_recurrence():
-    """minGRU (no numpy counterpart): h_t = (1 - z_t) h_{t-1} + z_t xn_t, checked by unrolling."""
+    """minGRU: h_t = (1 - z_t) h_{t-1} + z_t xn_t, checked by unrolling."""
     torch.manual_seed(0)
     m = Recurrent(cell="min_gru", input_size=D, hidden_size=H).double()
     assert sorted(n for n, _ in m.named_parameters()) == ["bias_ih_l0", "weight_ih_l0"]
@@ -168,6 +168,23 @@ def test_min_gru_is_the_linear_recurrence():
     expected = keep[0] * h0[0] + (z * xn * after).sum(0)
     assert max_diff(h_n[0], expected) < TOL
     assert max_diff(out[-1], h_n[0]) < TOL
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_min_gru_matches_the_numpy_linear_recurrence(parallel):
+    """The torch cell and gated_lib.linear_recurrence.mingru_forward (chapter 9) are the same minGRU:
+    weight_ih rows [0:H] are weight_z, rows [H:2H] weight_h (z takes the new state in both)."""
+    from gated_lib.linear_recurrence import mingru_forward
+
+    torch.manual_seed(1)
+    m = Recurrent(cell="min_gru", input_size=D, hidden_size=H).double()
+    x = torch.randn(T, B, D, dtype=torch.float64)
+    h0 = torch.randn(1, B, H, dtype=torch.float64)
+    out, _ = m(x, h0)
+    W, b = m.weight_ih_l0.detach().numpy(), m.bias_ih_l0.detach().numpy()
+    params = dict(weight_z=W[:H], bias_z=b[:H], weight_h=W[H:], bias_h=b[H:])
+    h, _ = mingru_forward(x.numpy(), params, h0=h0[0].numpy(), parallel=parallel)
+    assert np.abs(out.detach().numpy() - h).max() < TOL
 
 
 # --- against the numpy reference -----------------------------------------------------------------
