@@ -49,7 +49,6 @@ import itertools
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -68,6 +67,7 @@ from gated_lib.grading.core import (
     tolerance,
 )
 from gated_lib.grading.gru import _bullets
+from gated_lib.grading.lstm import Case
 
 __all__ = [
     "check_linear_scan",
@@ -95,16 +95,6 @@ _DEPTH_SLACK, _DEPTH_MAX = 40, 500
 
 def _f64(a):
     return np.asarray(a, np.float64)
-
-
-@dataclass
-class Case:
-    """One set of inputs in the case's dtype; `label` is what a learner reads."""
-
-    label: str
-    dtype: np.dtype
-    arrays: dict
-    sizes: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------------------------------
